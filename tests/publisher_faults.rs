@@ -14,7 +14,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
-use partner_feed_shared::db::{list_published_snapshots, Database, PublisherLock};
+use partner_feed_shared::db::{list_published_snapshots, Database, LockError, PublisherLock};
 use partner_feed_shared::on_pool;
 use partner_feed_shared::snapshot::{LatestPointer, Manifest, LATEST_PATH, SNAPSHOTS_FOLDER};
 use rand::Rng;
@@ -246,6 +246,7 @@ async fn check_random_kills(feed: &FaultFeed, kills: usize) {
         child.kill().expect("send SIGKILL");
         child.wait().unwrap();
 
+        wait_for_killed_lock_holder(&db).await;
         let after_kill = feed.verified_latest().await;
         assert!(
             after_kill >= before,
@@ -336,6 +337,30 @@ async fn held_lock_makes_publish_exit_non_zero() {
     assert!(feed.read(LATEST_PATH).await.is_none());
     feed.publish_successfully();
     feed.verified_latest().await;
+}
+
+/// Waits until the lock of a killed run is free. The kernel closes the killed process's
+/// connections at once, but a PostgreSQL backend ends its session, and so releases the
+/// advisory lock, only a moment later. A run started in that moment exits with "another
+/// publisher run holds the lock", which is right, since the old session still holds it.
+async fn wait_for_killed_lock_holder(db: &Database) {
+    let started = Instant::now();
+    loop {
+        match PublisherLock::try_acquire(db).await {
+            Ok(lock) => {
+                lock.release().await.unwrap();
+                return;
+            }
+            Err(LockError::Held { .. }) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "the lock of the killed run was not released within 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("checking the publisher lock: {error}"),
+        }
+    }
 }
 
 /// Waits until a run has recorded its start, which it does right after taking the lock.
