@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 
-use super::{Database, DbError, QueryContext};
+use super::{Database, DbError, Dialect, Placeholders, QueryContext};
 use crate::on_pool;
 
 /// One row of `partner_feed_audit`: a feed request and its outcome. It never contains a raw key.
@@ -77,7 +77,7 @@ impl Database {
         if batch.is_empty() {
             return Ok(0);
         }
-        let sql = insert_statement(batch.len());
+        let sql = insert_statement(self.dialect(), batch.len());
         on_pool!(self, pool => {
             let mut query = sqlx::query(&sql);
             for record in batch {
@@ -103,20 +103,11 @@ impl Database {
     }
 }
 
-fn insert_statement(rows: usize) -> String {
-    let columns = AUDIT_COLUMNS.len();
-    let values: Vec<String> = (0..rows)
-        .map(|row| {
-            let placeholders: Vec<String> = (1..=columns)
-                .map(|column| format!("${}", row * columns + column))
-                .collect();
-            format!("({})", placeholders.join(", "))
-        })
-        .collect();
+fn insert_statement(dialect: Dialect, rows: usize) -> String {
+    let values = Placeholders::new(dialect).tuples(rows, AUDIT_COLUMNS.len());
     format!(
-        "INSERT INTO partner_feed_audit ({}) VALUES {} ON CONFLICT (audit_id) DO NOTHING",
+        "INSERT INTO partner_feed_audit ({}) VALUES {values} ON CONFLICT (audit_id) DO NOTHING",
         AUDIT_COLUMNS.join(", "),
-        values.join(", ")
     )
 }
 
@@ -145,10 +136,21 @@ mod tests {
 
     #[test]
     fn statement_numbers_placeholders_per_row() {
-        let sql = insert_statement(2);
+        let sql = insert_statement(Dialect::Postgres, 2);
         assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"));
         assert!(sql.contains("($15, $16,"));
         assert!(sql.ends_with("($15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) ON CONFLICT (audit_id) DO NOTHING"));
+    }
+
+    #[test]
+    fn sqlite_statement_uses_anonymous_placeholders() {
+        let sql = insert_statement(Dialect::Sqlite, 2);
+        let row = format!("({})", ["?"; 14].join(", "));
+        assert!(
+            sql.contains(&format!("VALUES {row}, {row} ON CONFLICT")),
+            "{sql}"
+        );
+        assert!(!sql.contains('$'), "{sql}");
     }
 
     #[tokio::test]

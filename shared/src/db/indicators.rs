@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 
-use super::{Database, DbError, Dialect, QueryContext};
+use super::{Database, DbError, Dialect, Placeholders, QueryContext};
 use crate::indicator::{Indicator, IndicatorType};
 
 /// Columns of `indicators` in the order [`IndicatorRow`] reads them.
@@ -346,40 +346,5 @@ impl IndicatorBatch<'_> {
             BatchTransaction::Postgres(transaction) => transaction.commit().await,
         }
         .action(|| "committing an import batch".to_owned())
-    }
-}
-
-/// Numbered bind placeholders in the dialect's syntax, counted across one statement.
-///
-/// SQLite gets anonymous `?` placeholders, bound in order. With numbered ones (`$1` or `?1`) the
-/// driver looks up each parameter's name, and SQLite finds a name by a linear scan, so binding
-/// thousands of them takes most of a second per statement.
-struct Placeholders {
-    dialect: Dialect,
-    count: usize,
-}
-
-impl Placeholders {
-    fn new(dialect: Dialect) -> Self {
-        Self { dialect, count: 0 }
-    }
-
-    /// Returns the next placeholder: `?` on SQLite, `$n` on PostgreSQL.
-    fn next(&mut self) -> String {
-        self.count += 1;
-        match self.dialect {
-            Dialect::Sqlite => "?".to_owned(),
-            Dialect::Postgres => format!("${}", self.count),
-        }
-    }
-
-    /// Returns `rows` tuples of `width` placeholders, such as `($1, $2), ($3, $4)`.
-    fn tuples(&mut self, rows: usize, width: usize) -> String {
-        let tuple = |placeholders: &mut Self| {
-            let columns: Vec<String> = (0..width).map(|_| placeholders.next()).collect();
-            format!("({})", columns.join(", "))
-        };
-        let all: Vec<String> = (0..rows).map(|_| tuple(self)).collect();
-        all.join(", ")
     }
 }

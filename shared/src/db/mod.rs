@@ -91,6 +91,41 @@ pub enum Dialect {
     Postgres,
 }
 
+/// Numbered bind placeholders in the dialect's syntax, counted across one statement.
+///
+/// SQLite gets anonymous `?` placeholders, bound in order. With numbered ones (`$1` or `?1`) the
+/// driver looks up each parameter's name, and SQLite finds a name by a linear scan, so binding
+/// thousands of them takes most of a second per statement.
+pub(crate) struct Placeholders {
+    dialect: Dialect,
+    count: usize,
+}
+
+impl Placeholders {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Self { dialect, count: 0 }
+    }
+
+    /// Returns the next placeholder: `?` on SQLite, `$n` on PostgreSQL.
+    pub(crate) fn next(&mut self) -> String {
+        self.count += 1;
+        match self.dialect {
+            Dialect::Sqlite => "?".to_owned(),
+            Dialect::Postgres => format!("${}", self.count),
+        }
+    }
+
+    /// Returns `rows` tuples of `width` placeholders, such as `($1, $2), ($3, $4)`.
+    pub(crate) fn tuples(&mut self, rows: usize, width: usize) -> String {
+        let tuple = |placeholders: &mut Self| {
+            let columns: Vec<String> = (0..width).map(|_| placeholders.next()).collect();
+            format!("({})", columns.join(", "))
+        };
+        let all: Vec<String> = (0..rows).map(|_| tuple(self)).collect();
+        all.join(", ")
+    }
+}
+
 /// A connection pool to either supported database.
 ///
 /// Queries are written once and run on both pools through [`on_pool!`](crate::on_pool);
