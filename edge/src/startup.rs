@@ -34,12 +34,15 @@ pub struct EdgeOptions {
     /// until the next start. Replicas may share it: file names are unique and replays skip
     /// records already stored.
     pub audit_spool_dir: PathBuf,
+    /// Time between two batched writes of the keys' `last_used_at`.
+    pub key_use_flush_interval: Duration,
 }
 
 impl Default for EdgeOptions {
     fn default() -> Self {
         EdgeOptions {
             audit_spool_dir: PathBuf::from(DEFAULT_AUDIT_SPOOL_DIR),
+            key_use_flush_interval: KEY_USE_FLUSH_INTERVAL,
         }
     }
 }
@@ -51,6 +54,7 @@ pub struct Application {
     local_addr: SocketAddr,
     state: Arc<AppState>,
     audit_writer: AuditWriter,
+    key_use_flush_interval: Duration,
 }
 
 impl Application {
@@ -107,6 +111,7 @@ impl Application {
             local_addr,
             state,
             audit_writer,
+            key_use_flush_interval: options.key_use_flush_interval,
         })
     }
 
@@ -128,11 +133,16 @@ impl Application {
             local_addr,
             state,
             audit_writer,
+            key_use_flush_interval,
         } = self;
         let audit_closing = CancellationToken::new();
         let audit_task = tokio::spawn(audit_writer.run(audit_closing.clone()));
         let poller = tokio::spawn(poll_snapshots(Arc::clone(&state), cancel.clone()));
-        let key_usage = tokio::spawn(flush_key_usage(Arc::clone(&state), cancel.clone()));
+        let key_usage = tokio::spawn(flush_key_usage(
+            Arc::clone(&state),
+            key_use_flush_interval,
+            cancel.clone(),
+        ));
 
         tracing::info!(address = %local_addr, "edge listening");
         warp::serve(routes(Arc::clone(&state)))
@@ -211,8 +221,10 @@ async fn refresh_snapshot(state: &AppState) {
     }
 }
 
-async fn flush_key_usage(state: Arc<AppState>, cancel: CancellationToken) {
-    let mut ticks = tokio::time::interval(KEY_USE_FLUSH_INTERVAL);
+async fn flush_key_usage(state: Arc<AppState>, period: Duration, cancel: CancellationToken) {
+    // The first write comes one period after the start. An immediate first tick would write
+    // the uses of the first requests at once when this task first runs after them.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -27,6 +27,7 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCod
         .with_context(|| format!("opening object storage {}", settings.storage.url))?;
     let options = EdgeOptions {
         audit_spool_dir: args.audit_spool_dir,
+        ..EdgeOptions::default()
     };
     let application = Application::build_with_options(settings.clone(), db.clone(), store, options)
         .await

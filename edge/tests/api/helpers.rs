@@ -81,6 +81,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub client: reqwest::Client,
     pub spool_dir: PathBuf,
+    /// Time between two batched `last_used_at` writes, read at each start.
+    pub key_use_flush_interval: Duration,
     cancel: CancellationToken,
     server: Option<JoinHandle<Result<(), EdgeError>>>,
     _dir: tempfile::TempDir,
@@ -157,6 +159,7 @@ pub async fn spawn_with(setup: Setup) -> Option<TestApp> {
         settings,
         client: reqwest::Client::builder().no_gzip().build().unwrap(),
         spool_dir,
+        key_use_flush_interval: EdgeOptions::default().key_use_flush_interval,
         cancel: CancellationToken::new(),
         server: None,
         _dir: app_dir,
@@ -176,6 +179,7 @@ impl TestApp {
     pub async fn start(&mut self) {
         let options = EdgeOptions {
             audit_spool_dir: self.spool_dir.clone(),
+            key_use_flush_interval: self.key_use_flush_interval,
         };
         let application = Application::build_with_options(
             self.settings.clone(),
