@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
@@ -23,11 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BINARY = REPO / "target" / "release" / "partner-feed"
 
-# Generated indicator rows, in the shape both databases accept. The SQL takes the row
-# number as `i`; values are unique per (type, value) and spread over categories, TLPs,
-# scores and one update time per second.
+# Categories of the generated indicators, in the order their SQL assigns them.
 CATEGORIES = ["phishing", "investment_scam", "crypto_drainer", "malware_download"]
-TLPS = ["TLP:CLEAR", "TLP:GREEN", "TLP:AMBER", "TLP:AMBER+STRICT", "TLP:RED"]
 
 
 def log(message: str) -> None:
@@ -152,7 +148,7 @@ class Servers:
 
 
 def wait_for_http(url: str, timeout: float = 120.0, require_ok: bool = False) -> None:
-    """Polls a loopback URL until it answers: with 200 when `require_ok`, else any status."""
+    """Polls a loopback URL until it responds: with 200 when `require_ok`, else with any status."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -162,20 +158,16 @@ def wait_for_http(url: str, timeout: float = 120.0, require_ok: bool = False) ->
             if not require_ok:
                 return
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s")
+                raise SystemExit(f"{url} did not respond with 200 within {timeout:.0f} s")
             time.sleep(0.1)
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+                raise SystemExit(f"{url} did not respond within {timeout:.0f} s")
             time.sleep(0.1)
 
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def peak_rss_of_children_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
 
 _LATENCY_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -203,12 +195,6 @@ class WrkResult:
         self.non_2xx = int(statuses.group(1)) if statuses else 0
         errors = re.search(r"Socket errors:.*", output)
         self.socket_errors = errors.group(0) if errors else ""
-
-    def line(self) -> str:
-        return (
-            f"{self.requests_per_second:10.0f} req/s   p50 {self.p50_ms:7.3f} ms   "
-            f"p99 {self.p99_ms:7.3f} ms"
-        )
 
 
 def run_wrk(

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from common import (
     BINARY,
+    CATEGORIES,
     Servers,
     build_release,
     free_port,
@@ -133,10 +134,9 @@ def filtered_paths(distinct: bool) -> list[str]:
         return [
             "/feeds/indicators?category=phishing&minRiskScore=50&since=2025-12-25&pageSize=500"
         ]
-    categories = ["phishing", "investment_scam", "crypto_drainer", "malware_download"]
     paths = []
     for score in range(1000):
-        for category in categories:
+        for category in CATEGORIES:
             day = 20 + score % 10
             paths.append(
                 f"/feeds/indicators?category={category}&minRiskScore={score / 10:.1f}"
@@ -291,7 +291,7 @@ def check_same_page(edge_url: str, nginx_url: str, key: str, page: Path) -> None
             raise SystemExit(f"{url} did not return the stored default page")
         try:
             urllib.request.urlopen(url, timeout=10).close()
-            raise SystemExit(f"{url} answered without a key")
+            raise SystemExit(f"{url} returned the page without a key, expected 401")
         except urllib.error.HTTPError as error:
             if error.code != 401:
                 raise SystemExit(f"{url} without a key: {error.code}, expected 401")

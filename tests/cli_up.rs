@@ -10,10 +10,10 @@ use partner_feed_shared::db::Database;
 use partner_feed_shared::on_pool;
 use serde_json::Value;
 
-/// Longest wait for the demo set, the first snapshot and the edge to come up.
+/// Maximum wait for the demo set, the first snapshot and the edge to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Longest wait for a graceful stop after SIGTERM.
+/// Maximum wait for a graceful stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn spawn_up(dir: &std::path::Path) -> Child {

@@ -180,6 +180,19 @@ impl Application {
 
 async fn poll_snapshots(state: Arc<AppState>, cancel: CancellationToken) {
     let period = Duration::from_secs(state.settings.edge.snapshot_poll_seconds);
+    run_periodically(period, cancel, || refresh_snapshot(&state)).await;
+}
+
+/// Runs `step` every `period` until `cancel` fires; a step still running then is dropped.
+///
+/// The first run comes one period after the start. An immediate first tick would, for
+/// example, write the key uses of the first requests at once when the task first runs
+/// after them.
+async fn run_periodically<F, Step>(period: Duration, cancel: CancellationToken, mut step: F)
+where
+    F: FnMut() -> Step,
+    Step: std::future::Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -188,7 +201,7 @@ async fn poll_snapshots(state: Arc<AppState>, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
         }
         tokio::select! {
-            () = refresh_snapshot(&state) => {}
+            () = step() => {}
             () = cancel.cancelled() => return,
         }
     }
@@ -222,20 +235,7 @@ async fn refresh_snapshot(state: &AppState) {
 }
 
 async fn flush_key_usage(state: Arc<AppState>, period: Duration, cancel: CancellationToken) {
-    // The first write comes one period after the start. An immediate first tick would write
-    // the uses of the first requests at once when this task first runs after them.
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = cancel.cancelled() => return,
-        }
-        // Limitation: a flush cut short by shutdown loses the uses it had taken, so their
-        // last_used_at stays older. It is a usage hint, not an audit record.
-        tokio::select! {
-            () = state.key_usage.flush(&state.db) => {}
-            () = cancel.cancelled() => return,
-        }
-    }
+    // Limitation: a flush cut short by shutdown loses the uses it had taken, so their
+    // last_used_at stays older. It is a usage hint, not an audit record.
+    run_periodically(period, cancel, || state.key_usage.flush(&state.db)).await;
 }

@@ -23,7 +23,7 @@ use super::page::{insert_text, SNAPSHOT_HEADER};
 use super::{authorize, choose_snapshot, finish, FeedContext, IncomingRequest};
 use crate::encoding::{accepts_gzip, etag_from_sha256, if_none_match_matches};
 use crate::error::ApiError;
-use crate::query::{parse_pairs, parse_params, raw_audit_json, DOWNLOAD_PARAMETERS};
+use crate::query::{parse_params, DOWNLOAD_PARAMETERS};
 use crate::snapshots::LoadedSnapshot;
 use crate::state::AppState;
 
@@ -48,14 +48,7 @@ async fn serve_download(
     request: &IncomingRequest,
     context: &mut FeedContext,
 ) -> Result<Response, ApiError> {
-    let pairs = parse_pairs(&request.query);
-    let presented = crate::auth::presented_key(&request.headers);
-    context.query_params = raw_audit_json(
-        &pairs,
-        DOWNLOAD_PARAMETERS,
-        presented.as_ref().map(|key| key.expose()),
-    );
-    let key = authorize(state, request, context).await?;
+    let (pairs, key) = authorize(state, request, context, DOWNLOAD_PARAMETERS).await?;
 
     let max_page_size = u64::from(state.settings.partner_feed.max_page_size);
     let params = parse_params(&pairs, DOWNLOAD_PARAMETERS, max_page_size)?;

@@ -24,6 +24,7 @@ use partner_feed_shared::keys::RawKey;
 use crate::auth::{check_key, presented_key, AuthenticatedKey};
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
+use crate::query::{parse_pairs, raw_audit_json};
 use crate::rate_limit::RateLimitDecision;
 use crate::snapshots::{LoadedSnapshot, PinnedError};
 use crate::state::AppState;
@@ -79,18 +80,27 @@ impl FeedContext {
     }
 }
 
-/// Checks method, key, rate limit and the feed switch, in that order.
+/// Records the query's `parameters` for the audit (never the key), then checks method, key,
+/// rate limit and the feed switch, in that order. Returns the query's pairs and the key.
 async fn authorize(
     state: &AppState,
     request: &IncomingRequest,
     context: &mut FeedContext,
-) -> Result<AuthenticatedKey, ApiError> {
+    parameters: &[&str],
+) -> Result<(Vec<(String, String)>, AuthenticatedKey), ApiError> {
+    let pairs = parse_pairs(&request.query);
+    let presented = presented_key(&request.headers);
+    context.query_params = raw_audit_json(
+        &pairs,
+        parameters,
+        presented.as_ref().map(|key| key.expose()),
+    );
     if request.method != Method::GET && request.method != Method::HEAD {
         return Err(ApiError::MethodNotAllowed {
             method: request.method.to_string(),
         });
     }
-    context.presented = presented_key(&request.headers);
+    context.presented = presented;
     let raw = context.presented.as_ref().ok_or(ApiError::MissingKey)?;
     let feed = &state.settings.partner_feed;
     let stored = state.keys.lookup(raw).await?.ok_or(ApiError::UnknownKey)?;
@@ -111,7 +121,7 @@ async fn authorize(
     if !feed.enabled {
         return Err(ApiError::FeedDisabled);
     }
-    Ok(key)
+    Ok((pairs, key))
 }
 
 /// Returns the snapshot to serve: the pinned one when `snapshot` is given, else the latest.

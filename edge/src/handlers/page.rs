@@ -19,9 +19,7 @@ use crate::encoding::{
 };
 use crate::error::ApiError;
 use crate::index::CategorySelection;
-use crate::query::{
-    parse_pairs, parse_params, raw_audit_json, resolve, ResolvedQuery, FEED_PARAMETERS,
-};
+use crate::query::{parse_params, resolve, ResolvedQuery, FEED_PARAMETERS};
 use crate::snapshots::LoadedSnapshot;
 use crate::state::AppState;
 
@@ -55,14 +53,7 @@ async fn serve_page(
     request: &IncomingRequest,
     context: &mut FeedContext,
 ) -> Result<Response, ApiError> {
-    let pairs = parse_pairs(&request.query);
-    let presented = crate::auth::presented_key(&request.headers);
-    context.query_params = raw_audit_json(
-        &pairs,
-        FEED_PARAMETERS,
-        presented.as_ref().map(|key| key.expose()),
-    );
-    let key = authorize(state, request, context).await?;
+    let (pairs, key) = authorize(state, request, context, FEED_PARAMETERS).await?;
 
     let feed = &state.settings.partner_feed;
     let params = parse_params(&pairs, FEED_PARAMETERS, u64::from(feed.max_page_size))?;
